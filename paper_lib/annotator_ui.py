@@ -219,3 +219,43 @@ class AnnotatorApp:
         intro = w.HTML(f"<h3>Training examples of {batch.dataset}</h3><p>Study what the training data looks like. "
                        f"Then you will see generated images one at a time; choose:</p><ul>{options}</ul>")
         return w.VBox([intro, *rows, self.ready_button])
+
+
+def snapshot_figure(profile, dataset: str = "mnist"):
+    """Figure 5: the tool's two screens for ``dataset``'s saved batch, drawn with matplotlib from the same
+    batch and session logic the widgets use (priming examples; then one image, the four choices, progress).
+
+    A drawing of the screens' content rather than a browser screenshot: ipywidgets need a live kernel.
+    """
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    from .study_batch import batch_name, load_batch
+
+    batch = load_batch(batch_name(dataset, profile), profile)
+    names = list(dict.fromkeys(batch.priming_names))
+    images = batch.priming_images.numpy()
+    rows = [montage(images[[i for i, n in enumerate(batch.priming_names) if n == name]]) for name in names]
+    width = max(r.shape[1] for r in rows)
+    priming = np.concatenate([np.pad(r, ((0, 2), (0, width - r.shape[1])), constant_values=255) for r in rows])
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6.5), gridspec_kw={"width_ratios": [1.2, 1]})
+    left.imshow(priming, cmap="gray", interpolation="nearest")
+    left.set_yticks([30 * i + 14 for i in range(len(names))], names)
+    left.set_xticks([])
+    left.set_title("1. priming screen: training examples per class")
+    right.imshow(batch.images[0].view(28, 28).numpy(), cmap="gray", interpolation="nearest",
+                 extent=(0, 28, 10, 38))
+    for i, (key, label) in enumerate(KEYS.items()):
+        x = 7 * i
+        right.add_patch(plt.Rectangle((x + 0.2, 1), 6.6, 7, fill=False, lw=1.2))
+        right.text(x + 3.5, 4.5, f"{key}\n" + textwrap.fill(label, 12, break_long_words=False), ha="center", va="center", fontsize=8)
+    right.text(0, 40, f"annotator · {batch.dataset}: 0 / {len(batch)} labelled", fontsize=10, weight="bold")
+    right.text(0, -1.5, "b · back    s · skip    Keys: type 1-4, b, s", fontsize=9, va="top")
+    right.set_xlim(-0.5, 28.5)
+    right.set_ylim(-4, 42)
+    right.axis("off")
+    right.set_title("2. one image at a time, four choices")
+    fig.suptitle("Figure 5: the annotation tool (notebooks/annotate.ipynb)")
+    return fig

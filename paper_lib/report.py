@@ -68,7 +68,8 @@ def section_profile(profile) -> str:
     p = config.get_profile(profile) if isinstance(profile, str) else profile
     paper = {
         "vae_epochs": "200-400 (section 8.3)", "classifier_epochs": "200-400 (section 8.3)",
-        "samples_per_scheme": "10,000 (section 5)", "sweep_samples": "15,000 (section 8.9)",
+        "samples_per_scheme": "10,000 (section 5)", "metric_samples": "10,000 (section 5)",
+        "sweep_samples": "15,000 (section 8.9)",
         "ocsvm_fit_size": "all training encodings", "study_samples": "~500 (section 5)",
         "train_subset": "all (55k / 110k)", "eval_subset": "all",
     }
