@@ -7,9 +7,6 @@ and over 10k test images its spread is far below the differences we compare). Dr
 
 from __future__ import annotations
 
-import fcntl
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,7 +15,7 @@ import pandas as pd
 import torch
 
 from . import reference
-from .io import atomic_path, save_csv
+from .io import atomic_path, update_rows
 from .train import ClassifierObjective, VAEObjective, evaluate
 
 
@@ -65,32 +62,9 @@ def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, n_classes:
 
 # ---------------------------------------------------------------- results tables
 
-@contextmanager
-def _locked(folder: Path):
-    """Hold an exclusive lock on ``folder`` so notebooks run in parallel do not lose each other's rows."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def update_row(path: str | Path, row: dict, key: str = "dataset", order: tuple = ("mnist", "fmnist", "combined")) -> pd.DataFrame:
-    """Replace (or add) the row of ``path`` whose ``key`` equals ``row[key]``; other rows are kept.
-
-    The read-modify-write happens under a file lock and the write is atomic.
-    """
-    path = Path(path)
-    with _locked(path.parent):
-        table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(row))
-        table = table[table[key] != row[key]]
-        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True) if len(table) else pd.DataFrame([row])
-        rank = {name: i for i, name in enumerate(order)}
-        table = table.sort_values(key, key=lambda col: col.map(lambda v: rank.get(v, len(rank)))).reset_index(drop=True)
-        save_csv(table, path)
-    return table
+    """Replace (or add) the row of ``path`` whose ``key`` equals ``row[key]``; other rows are kept."""
+    return update_rows(path, pd.DataFrame([row]), key, order)
 
 
 # ---------------------------------------------------------------- figures

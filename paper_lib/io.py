@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from contextlib import contextmanager
@@ -52,3 +53,33 @@ def save_text(text: str, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
     return Path(path)
+
+
+@contextmanager
+def locked_folder(folder: str | Path):
+    """Hold an exclusive lock on ``folder`` (no lock file is left behind) for a read-modify-write."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def update_rows(path: str | Path, rows: pd.DataFrame, key: str = "dataset",
+                order: tuple = ("mnist", "fmnist", "combined")) -> pd.DataFrame:
+    """Replace the rows of the CSV ``path`` whose ``key`` appears in ``rows``; keep the others.
+
+    Notebooks run per dataset each own their rows of a shared table; the read-modify-write happens under
+    a lock on the folder and the write is atomic, so parallel runs lose no row.
+    """
+    path = Path(path)
+    with locked_folder(path.parent):
+        old = pd.read_csv(path) if path.exists() else rows.iloc[:0]
+        table = pd.concat([old[~old[key].isin(rows[key])], rows], ignore_index=True)
+        rank = {name: i for i, name in enumerate(order)}
+        table = table.sort_values(key, key=lambda col: col.map(lambda v: rank.get(v, len(rank))), kind="stable")
+        save_csv(table.reset_index(drop=True), path)
+    return table.reset_index(drop=True)
