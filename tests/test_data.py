@@ -96,8 +96,10 @@ def test_install_refuses_wrong_bytes_and_writes_nothing(tmp_path):
     assert not (data.raw_dir("MNIST", tmp_path) / "t10k-labels-idx1-ubyte").exists()
 
 
-def test_fetch_from_an_idx_folder_verifies(tmp_path):
+def test_install_from_an_idx_folder_writes_the_four_verified_files(tmp_path):
     data._install_idx_dir("MNIST", config.data_dir() / "raw" / "MNIST" / "raw", tmp_path)
+    installed = data.raw_dir("MNIST", tmp_path)
+    assert sorted(p.name for p in installed.iterdir()) == sorted(data.MD5["MNIST"])
     data.verify("MNIST", tmp_path)
 
 
