@@ -56,8 +56,8 @@ endef
 
 PREVIOUS :=
 $(eval $(call notebook,00_data,-,data))
-$(eval $(call notebook,01_train_vae,mnist fmnist combined,data models train checkpoints evaluate reference))
-$(eval $(call notebook,02_train_classifiers,mnist fmnist,data models train checkpoints evaluate reference))
+$(eval $(call notebook,01_train_vae,mnist fmnist combined,data models train checkpoints evaluate plots reference))
+$(eval $(call notebook,02_train_classifiers,mnist fmnist,data models train checkpoints evaluate plots reference))
 $(eval $(call notebook,03_neuron_stats,mnist fmnist combined,hooks neurons checkpoints))
 $(eval $(call notebook,04_creative_decoding,mnist fmnist combined,hooks neurons schemes decoding conv_decoder))
 $(eval $(call notebook,05_novelty_metrics,mnist fmnist combined,knn metrics novelty sweep claims reference decoding))

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from . import reference
-from .io import atomic_path, update_rows
+from .io import update_rows
 from .train import ClassifierObjective, VAEObjective, evaluate
 
 
@@ -69,14 +69,6 @@ def update_row(path: str | Path, row: dict, key: str = "dataset", order: tuple =
 
 # ---------------------------------------------------------------- figures
 
-def save_figure(fig, path: str | Path) -> Path:
-    """Save ``fig`` atomically, in the format its suffix names (png, pdf)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip("."), bbox_inches="tight", dpi=150)
-    return path
-
-
 def plot_history(history: pd.DataFrame, title: str = ""):
     """Training curve: train and validation loss per epoch, restarts and LR decreases marked;
     for a VAE also the NLL and KL terms (unscaled)."""
@@ -94,24 +86,6 @@ def plot_history(history: pd.DataFrame, title: str = ""):
     axes[0][0].legend(fontsize=8, title="dotted: restart, dashed: LR lowered", title_fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    return fig
-
-
-def plot_images(rows: list[torch.Tensor], row_labels: list[str], title: str = "", captions: list[list[str]] | None = None):
-    """A grid of 28x28 images, one row per tensor [n, 784]; optional caption under each image."""
-    n = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 0.95 + 0.3), squeeze=False)
-    for i, (images, label) in enumerate(zip(rows, row_labels)):
-        for j, ax in enumerate(axes[i]):
-            ax.set_xticks([]), ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if j < len(images):
-                ax.imshow(images[j].detach().cpu().reshape(28, 28), cmap="gray", vmin=0, vmax=1)
-                if captions:
-                    ax.set_xlabel(captions[i][j], fontsize=7)
-        axes[i][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-    fig.suptitle(title)
     return fig
 
 

@@ -31,6 +31,24 @@ def show_grid(ax, images: torch.Tensor, ncol: int, title: str | None = None) -> 
         ax.set_title(title)
 
 
+def plot_images(rows: list[torch.Tensor], row_labels: list[str], title: str = "", captions: list[list[str]] | None = None):
+    """A grid of 28x28 images, one row per tensor [n, 784]; optional caption under each image."""
+    n = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 0.95 + 0.3), squeeze=False)
+    for i, (images, label) in enumerate(zip(rows, row_labels)):
+        for j, ax in enumerate(axes[i]):
+            ax.set_xticks([]), ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if j < len(images):
+                ax.imshow(images[j].detach().cpu().reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+                if captions:
+                    ax.set_xlabel(captions[i][j], fontsize=7)
+        axes[i][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
 def save_figure(fig, profile, name: str, dpi: int = 120) -> None:
     """Write ``fig`` to ``results/figures/<name>.png`` and ``.pdf`` (atomically)."""
     for ext in ("png", "pdf"):

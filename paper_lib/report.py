@@ -56,11 +56,15 @@ def section_times(profile) -> str:
     times = notebook_times(profile)
     if times.empty:
         return "No executed notebooks found under `results/notebooks/`.\n"
-    total = times["minutes"].sum()
-    start, end = pd.to_datetime(times["start"]).min(), pd.to_datetime(times["start"]).max()
+    times["start"] = pd.to_datetime(times["start"])
+    times = times.sort_values("start")
+    end = (times["start"] + pd.to_timedelta(times["minutes"], unit="min")).max()
+    span = (end - times["start"].min()).total_seconds() / 60
     return (to_markdown(times[["notebook", "minutes"]], 1)
-            + f"\n\nNotebooks together: **{total:.1f} minutes** (first started {start:%Y-%m-%d %H:%M} UTC, "
-              f"last started {end:%H:%M}).\n")
+            + f"\n\nNotebooks together: **{times['minutes'].sum():.1f} minutes** of compute, {span:.1f} minutes from the "
+              f"first start ({times['start'].min():%Y-%m-%d %H:%M} UTC) to the last end ({end:%H:%M}). This report is "
+              "written by `07_figures_and_report`, whose own time is not yet known when it writes; the README gives "
+              "the whole `make all`, set-up and data included.\n")
 
 
 def section_profile(profile) -> str:
