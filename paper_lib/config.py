@@ -39,8 +39,8 @@ class Profile:
 PROFILES = {
     "paper": Profile(
         name="paper",
-        # ~33 min of training on this 2-core CPU (measured: 26 s per VAE epoch over 55k, ~80 s per
-        # classifier epoch); the paper trained 200-400 epochs. combined has twice the data per epoch.
+        # The paper trained 200-400 epochs; these fit the hour on a 2-core CPU, where one VAE epoch over 55k
+        # took 14-47 s in our runs (`make bench` measures it). combined has twice the data per epoch.
         vae_epochs={"mnist": 15, "fmnist": 15, "combined": 8},
         classifier_epochs=3,
         samples_per_scheme=10_000,

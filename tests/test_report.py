@@ -27,6 +27,24 @@ def test_run_times_in_run_order_with_sum_and_span(results_tmp):
     assert "(10:25)" in text
 
 
+def test_why_cut_states_this_runs_training_minutes(results_tmp):
+    notebooks = results_tmp / "notebooks"
+    _executed(notebooks, "00_data", "2026-01-01T09:59:00", 60)
+    _executed(notebooks, "01_train_vae_mnist", "2026-01-01T10:00:00", 600)
+    _executed(notebooks, "02_train_classifiers_mnist", "2026-01-01T10:10:00", 300)
+    _executed(notebooks, "05_novelty_metrics_mnist", "2026-01-01T10:15:00", 240)
+
+    text = report.section_profile("paper")
+
+    assert "| vae_epochs |" in text and "Why these cuts" in text
+    assert "training (notebooks 01 and 02) took 15.0 of the 20.0 minutes of notebook compute" in text
+
+
+def test_why_cut_without_a_run_leaves_out_the_minutes():
+    text = report.why_cut(report.notebook_times("paper").iloc[:0])
+    assert text.startswith("Why these cuts") and "In this run" not in text
+
+
 def test_run_times_without_executed_notebooks(results_tmp):
     assert "No executed notebooks" in report.section_times("paper")
 
