@@ -52,8 +52,8 @@ def _missing(name: str) -> str:
     return f"_not produced in this run: `results/tables/{name}.csv`_\n"
 
 
-def section_times(profile) -> str:
-    times = notebook_times(profile)
+def section_times(times: pd.DataFrame) -> str:
+    """The ``notebook_times`` table in run order, with the compute sum and the first-start-to-last-end span."""
     if times.empty:
         return "No executed notebooks found under `results/notebooks/`.\n"
     times["start"] = pd.to_datetime(times["start"])
@@ -67,7 +67,7 @@ def section_times(profile) -> str:
               "the whole `make all`, set-up and data included.\n")
 
 
-def section_profile(profile) -> str:
+def section_profile(profile, times: pd.DataFrame) -> str:
     """The profile's knobs beside the paper's protocol, i.e. what was scaled down to fit the machine."""
     p = config.get_profile(profile) if isinstance(profile, str) else profile
     paper = {
@@ -79,7 +79,7 @@ def section_profile(profile) -> str:
     }
     rows = [{"knob": k, "this run": "all" if v is None else v, "paper": paper[k]}
             for k, v in asdict(p).items() if k in paper]
-    return to_markdown(pd.DataFrame(rows)) + "\n\n" + why_cut(notebook_times(profile))
+    return to_markdown(pd.DataFrame(rows)) + "\n\n" + why_cut(times)
 
 
 def why_cut(times: pd.DataFrame) -> str:
@@ -227,10 +227,11 @@ NOT_REPRODUCIBLE = """\
 def build(profile) -> str:
     """REPORT.md for ``profile``: every section in the order of the paper."""
     name = profile if isinstance(profile, str) else profile.name
+    times = notebook_times(profile)
     sections = [
         (f"# Reproduction report: Toward a Neuro-Inspired Creative Decoder (profile `{name}`)", ""),
-        ("## Run times", section_times(profile)),
-        ("## Protocol: this run against the paper", section_profile(profile)),
+        ("## Run times", section_times(times)),
+        ("## Protocol: this run against the paper", section_profile(profile, times)),
         ("## Claims", section_claims(profile)),
         ("## Models (Table 3, classifier accuracy)", section_losses(profile)),
         ("## Dead and off neurons (section 8.3)", section_neurons(profile)),

@@ -18,7 +18,7 @@ def test_run_times_in_run_order_with_sum_and_span(results_tmp):
     _executed(notebooks, "05_novelty_metrics_mnist", "2026-01-01T10:20:00", 300)
     _executed(notebooks, "05_novelty_metrics_fmnist.partial", "2026-01-01T10:25:00", 999)  # still running: left out
 
-    text = report.section_times("paper")
+    text = report.section_times(report.notebook_times("paper"))
 
     rows = [line.split(" | ")[0].strip("| ") for line in text.splitlines() if line.startswith("| 0")]
     assert rows == ["00_data", "01_train_vae_mnist", "05_novelty_metrics_mnist"]
@@ -34,19 +34,19 @@ def test_why_cut_states_this_runs_training_minutes(results_tmp):
     _executed(notebooks, "02_train_classifiers_mnist", "2026-01-01T10:10:00", 300)
     _executed(notebooks, "05_novelty_metrics_mnist", "2026-01-01T10:15:00", 240)
 
-    text = report.section_profile("paper")
+    text = report.section_profile("paper", report.notebook_times("paper"))
 
     assert "| vae_epochs |" in text and "Why these cuts" in text
     assert "training (notebooks 01 and 02) took 15.0 of the 20.0 minutes of notebook compute" in text
 
 
-def test_why_cut_without_a_run_leaves_out_the_minutes():
-    text = report.why_cut(report.notebook_times("paper").iloc[:0])
+def test_why_cut_without_a_run_leaves_out_the_minutes(results_tmp):
+    text = report.why_cut(report.notebook_times("paper"))
     assert text.startswith("Why these cuts") and "In this run" not in text
 
 
 def test_run_times_without_executed_notebooks(results_tmp):
-    assert "No executed notebooks" in report.section_times("paper")
+    assert "No executed notebooks" in report.section_times(report.notebook_times("paper"))
 
 
 def test_report_names_what_is_missing(results_tmp):
